@@ -7,6 +7,9 @@
 //! - [`telemetry`]: logs, traces (OTLP), trace-context propagation, Prometheus metrics.
 //! - [`http`]: health/readiness/metrics endpoints, the error body, and graceful serving.
 
+pub mod config;
+pub mod http;
+pub mod identity;
 pub mod keys;
 pub mod store;
 pub mod tenant;
