@@ -15,7 +15,7 @@ const LAST: u16 = 32_000;
 ///
 /// A port can still be taken before the server binds it; callers detect that (the server
 /// exits, or another server answers) and start again with fresh ports.
-pub(crate) fn free_ports(count: usize) -> Vec<u16> {
+pub fn free_ports(count: usize) -> Vec<u16> {
     let mut ports = Vec::with_capacity(count);
     for _ in 0..10_000 {
         if ports.len() == count {

@@ -1,6 +1,6 @@
 //! A server running as a child process: spawning, killing, and reading its log.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -115,21 +115,10 @@ pub(crate) fn find_in_path(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// The last `lines` lines of a log file, for error messages.
-pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let all: Vec<&str> = text.lines().collect();
-            all[all.len().saturating_sub(lines)..].join("\n")
-        }
-        Err(e) => format!("(cannot read {}: {e})", path.display()),
-    }
-}
-
-/// Creates an empty file, e.g. a log that must exist before the first read.
-pub(crate) fn touch(path: &Path) -> io::Result<()> {
-    File::create(path).map(drop)
+/// The last `count` lines of `text`, for error messages.
+pub(crate) fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
 }
 
 #[cfg(test)]
@@ -149,11 +138,9 @@ mod tests {
     }
 
     #[test]
-    fn log_tail_keeps_last_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("log");
-        std::fs::write(&log, "a\nb\nc\n").unwrap();
-        assert_eq!(log_tail(&log, 2), "b\nc");
-        assert!(log_tail(&dir.path().join("missing"), 2).contains("cannot read"));
+    fn last_lines_keeps_the_end() {
+        assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(last_lines("a", 5), "a");
+        assert_eq!(last_lines("", 5), "");
     }
 }
