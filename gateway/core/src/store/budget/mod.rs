@@ -15,6 +15,7 @@ use crate::tenant::TenantId;
 pub mod embedded;
 pub mod period;
 pub mod redis;
+pub mod resilient;
 
 /// A calendar period in UTC. A budget's window is the period containing "now"; usage starts
 /// from zero when the next one begins.

@@ -14,6 +14,7 @@ use crate::tenant::TenantId;
 pub mod embedded;
 pub mod gcra;
 pub mod redis;
+pub mod resilient;
 
 /// A rate: `limit` units per `period`, with bursts of up to `burst` units (default: `limit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +64,7 @@ pub struct Decision {
     /// Time until that bucket is full again (`RateLimit-Reset`).
     pub reset_after: Duration,
     /// When denied: how long until the same request would be admitted (`Retry-After`).
+    /// `None` on a denial means never: the cost exceeds the bucket's burst.
     pub retry_after: Option<Duration>,
 }
 
