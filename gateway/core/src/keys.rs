@@ -59,6 +59,16 @@ pub fn tenant_key(tenant: &TenantId, kind: KeyKind, parts: &[&str]) -> String {
     key
 }
 
+/// The key of the index of one tenant's records of one kind (e.g. the sorted set listing a
+/// tenant's live sessions). It sits under the kind's prefix, so it belongs to that tenant and
+/// kind, and ends in `#index`: `#` is a character [`tenant_key`] always escapes, so no record
+/// id, however hostile, can produce this key.
+pub fn tenant_index_key(tenant: &TenantId, kind: KeyKind) -> String {
+    let mut key = tenant_prefix(tenant, kind);
+    key.push_str("#index");
+    key
+}
+
 /// Percent-encodes everything outside `[A-Za-z0-9._-]` (and the empty part as `%`), so parts
 /// never contain the separator or glob characters a `SCAN MATCH` would interpret.
 fn escape_into(out: &mut String, part: &str) {
@@ -91,6 +101,22 @@ mod tests {
             "gatez:tenant/acme/rl/route/%2Fv1%2Fchat"
         );
         assert_eq!(tenant_prefix(&t("acme"), KeyKind::Cache), "gatez:tenant/acme/cache/");
+    }
+
+    #[test]
+    fn index_key_is_distinct_from_every_record_key() {
+        let index = tenant_index_key(&t("a"), KeyKind::Session);
+        assert_eq!(index, "gatez:tenant/a/session/#index");
+        assert!(index.starts_with(&tenant_prefix(&t("a"), KeyKind::Session)));
+        for id in ["#index", "%23index", "", "index", "/#index"] {
+            assert_ne!(
+                tenant_key(&t("a"), KeyKind::Session, &[id]),
+                index,
+                "id {id:?}"
+            );
+        }
+        assert_ne!(index, tenant_index_key(&t("a"), KeyKind::Approval));
+        assert_ne!(index, tenant_index_key(&t("b"), KeyKind::Session));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Exact-match response cache, tenant-scoped, with a TTL per entry.
 //!
 //! Backends: [`embedded::EmbeddedCache`] (in-process, bounded per tenant so one tenant's
-//! traffic cannot evict another's entries) and [`redis::RedisCache`].
+//! traffic cannot evict another's entries) and [`redis::RedisCache`]; wrap either in
+//! [`resilient::ResilientCache`] so a failing backend degrades to misses instead of errors.
 
 use std::time::Duration;
 
@@ -12,7 +13,11 @@ use crate::store::StoreError;
 use crate::tenant::TenantId;
 
 pub mod embedded;
+mod limits;
 pub mod redis;
+pub mod resilient;
+
+pub use limits::{MAX_KEY_BYTES, MAX_TTL};
 
 /// A tenant-scoped byte cache. `key` is chosen by the caller (typically a hash of the request);
 /// the tenant is always part of the stored key, so equal keys of two tenants never meet.

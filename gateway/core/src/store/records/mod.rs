@@ -14,7 +14,10 @@ use crate::store::StoreError;
 use crate::tenant::TenantId;
 
 pub mod embedded;
+mod limits;
 pub mod redis;
+
+pub use limits::MAX_TTL;
 
 /// A stored record and its version. Versions start at 1 and grow by one on every write.
 #[derive(Debug, Clone, PartialEq, Eq)]
