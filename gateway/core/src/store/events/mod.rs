@@ -11,10 +11,19 @@ use serde::{Deserialize, Serialize};
 use crate::store::StoreError;
 
 pub mod clickhouse;
+pub mod ddl;
 pub mod jsonl;
+mod losses;
+mod metrics;
+mod queue;
+mod rows;
 pub mod schema;
 pub mod spool;
 
+pub use clickhouse::{ClickHouseSink, ClickHouseSinkConfig};
+pub use jsonl::{JsonlSink, JsonlSinkConfig};
+pub use queue::SinkStatus;
+pub use rows::Rows;
 pub use schema::{AuditEvent, RequestEvent, UsageEvent};
 
 /// One event row. Every variant carries `tenant_id`.
