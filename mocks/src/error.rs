@@ -19,6 +19,8 @@ pub enum MockError {
     UnknownRealm(String),
     #[error("config {path}: {reason}")]
     Config { path: String, reason: String },
+    #[error("MCP: {0}")]
+    Mcp(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
