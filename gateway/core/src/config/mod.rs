@@ -21,7 +21,11 @@ pub use validate::{Validate, Validator};
 #[serde(deny_unknown_fields)]
 pub struct GatezConfig {
     #[serde(default)]
+    pub telemetry: crate::telemetry::TelemetryConfig,
+    #[serde(default)]
     pub identity: IdentityConfig,
+    #[serde(default)]
+    pub stores: crate::stores::StoresConfig,
     #[serde(default)]
     pub edge: EdgeConfig,
     #[serde(default)]
@@ -30,11 +34,24 @@ pub struct GatezConfig {
     pub agent: AgentConfig,
     #[serde(default)]
     pub shutdown: ShutdownConfig,
+    /// Mock providers for demos and load tests, started by `gatez up` (never by `serve`).
+    #[serde(default)]
+    pub mocks: Option<MocksConfig>,
+}
+
+/// Where the mock providers' own config is (see `deploy/mocks.yaml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MocksConfig {
+    /// Path of the mocks' config file, relative to this config file.
+    pub config: PathBuf,
 }
 
 impl Validate for GatezConfig {
     fn validate(&self, v: &mut Validator) {
+        v.adopt("telemetry", self.telemetry.validate());
         v.section("identity", &self.identity);
+        v.section("stores", &self.stores);
         v.section("edge", &self.edge);
         v.section("ai", &self.ai);
         v.section("agent", &self.agent);
