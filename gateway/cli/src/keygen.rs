@@ -11,7 +11,10 @@ pub fn main(out_dir: &Path) -> ExitCode {
     let public = out_dir.join("identity.pub.pem");
     for path in [&private, &public] {
         if path.exists() {
-            eprintln!("gatez keygen: {} exists; not overwriting it", path.display());
+            eprintln!(
+                "gatez keygen: {} exists; not overwriting it",
+                path.display()
+            );
             return ExitCode::from(1);
         }
     }

@@ -9,7 +9,11 @@ mod keygen;
 mod run;
 
 #[derive(Parser)]
-#[command(name = "gatez", version, about = "Gatez: one gateway for REST, LLM and agent traffic")]
+#[command(
+    name = "gatez",
+    version,
+    about = "Gatez: one gateway for REST, LLM and agent traffic"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -63,7 +63,11 @@ pub fn main(config_path: &Path, only: Option<Layer>) -> ExitCode {
     code
 }
 
-async fn serve(config: &GatezConfig, config_path: &Path, only: Option<Layer>) -> anyhow::Result<()> {
+async fn serve(
+    config: &GatezConfig,
+    config_path: &Path,
+    only: Option<Layer>,
+) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
 
@@ -149,4 +153,3 @@ async fn drain(tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>, drain_timeo
         tasks.abort_all();
     }
 }
-

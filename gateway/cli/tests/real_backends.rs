@@ -23,7 +23,10 @@ async fn wait_status(client: &reqwest::Client, url: &str, want: u16) {
         if got == Some(want) {
             return;
         }
-        assert!(Instant::now() < deadline, "{url}: wanted {want}, last got {got:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{url}: wanted {want}, last got {got:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -67,7 +70,14 @@ async fn readiness_follows_redis_and_stores_use_real_backends() {
 
     redis.stop().await;
     wait_status(&client, &readyz, 503).await;
-    let body: serde_json::Value = client.get(&readyz).send().await.unwrap().json().await.unwrap();
+    let body: serde_json::Value = client
+        .get(&readyz)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["status"], "not_ready");
     assert!(body["checks"]["redis"].is_string());
     assert_ne!(body["checks"]["redis"], "ok");
@@ -139,5 +149,9 @@ fn shipped_example_config_is_valid() {
         .args(["check-config", "--config", root])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -69,7 +69,10 @@ async fn wait_healthy(client: &reqwest::Client, port: u16) -> serde_json::Value 
         {
             return r.json().await.unwrap();
         }
-        assert!(Instant::now() < deadline, "port {port} never became healthy");
+        assert!(
+            Instant::now() < deadline,
+            "port {port} never became healthy"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -88,7 +91,10 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(Instant::now() < deadline, "gatez did not exit within {within:?}");
+        assert!(
+            Instant::now() < deadline,
+            "gatez did not exit within {within:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -218,7 +224,11 @@ fn keygen_writes_a_usable_key_pair() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let private = dir.path().join("identity.pem");
     let public = dir.path().join("identity.pub.pem");
     let config = dir.path().join("gatez.yaml");
@@ -236,7 +246,11 @@ fn keygen_writes_a_usable_key_pair() {
         .arg(&config)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A second run must not overwrite the keys.
     let again = Command::new(GATEZ)
         .args(["keygen", "--out-dir"])

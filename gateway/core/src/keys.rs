@@ -100,7 +100,10 @@ mod tests {
             tenant_key(&t("acme"), KeyKind::RateLimit, &["route", "/v1/chat"]),
             "gatez:tenant/acme/rl/route/%2Fv1%2Fchat"
         );
-        assert_eq!(tenant_prefix(&t("acme"), KeyKind::Cache), "gatez:tenant/acme/cache/");
+        assert_eq!(
+            tenant_prefix(&t("acme"), KeyKind::Cache),
+            "gatez:tenant/acme/cache/"
+        );
     }
 
     #[test]

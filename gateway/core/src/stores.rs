@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::config::{Validate, Validator};
 use crate::http::ReadinessCheck;
+use crate::store::ResilienceConfig;
 use crate::store::StoreError;
 use crate::store::budget::BudgetStore;
 use crate::store::budget::embedded::EmbeddedBudgetStore;
@@ -23,7 +24,7 @@ use crate::store::events::{
 };
 use crate::store::ratelimit::RateLimiter;
 use crate::store::ratelimit::embedded::EmbeddedRateLimiter;
-use crate::store::ratelimit::resilient::{ResilienceConfig, ResilientRateLimiter};
+use crate::store::ratelimit::resilient::ResilientRateLimiter;
 use crate::store::records::RecordStore;
 use crate::store::records::embedded::{EmbeddedRecordConfig, EmbeddedRecordStore};
 use crate::store::records::redis::{RedisRecordConfig, RedisRecordStore};
@@ -143,7 +144,10 @@ impl Validate for StoresConfig {
         ];
         for (field, backend) in uses_redis {
             if backend == KvBackend::Redis && self.redis.is_none() {
-                v.error(field, "is `redis` but the `stores.redis` section is missing");
+                v.error(
+                    field,
+                    "is `redis` but the `stores.redis` section is missing",
+                );
             }
         }
         if let Some(redis) = &self.redis {
@@ -157,7 +161,11 @@ impl Validate for StoresConfig {
             {
                 // The parser's message does not echo the URL, so no credential leaks here.
                 v.error(
-                    if redis.url.is_some() { "redis.url" } else { "redis.url_secret" },
+                    if redis.url.is_some() {
+                        "redis.url"
+                    } else {
+                        "redis.url_secret"
+                    },
                     format!("not a Redis URL ({:?})", e.kind()),
                 );
             }
@@ -172,7 +180,10 @@ impl Validate for StoresConfig {
                 "must be positive",
             );
         }
-        v.adopt("rate_limit.resilience", self.rate_limit.resilience.validate());
+        v.adopt(
+            "rate_limit.resilience",
+            self.rate_limit.resilience.validate(),
+        );
         v.adopt("budget.resilience", self.budget.resilience.validate());
         v.adopt("cache.embedded", self.cache.embedded.validate());
         v.adopt("cache.redis", self.cache.redis.validate());
@@ -205,7 +216,9 @@ impl Stores {
     pub async fn build(cfg: &StoresConfig) -> Result<Self, StoreError> {
         let redis = match &cfg.redis {
             Some(r) => {
-                let url = r.url().ok_or_else(|| StoreError::Invalid("stores.redis.url is required".into()))?;
+                let url = r
+                    .url()
+                    .ok_or_else(|| StoreError::Invalid("stores.redis.url is required".into()))?;
                 let timeouts = RedisTimeouts {
                     connect: r.connect_timeout,
                     response: r.response_timeout,
@@ -242,9 +255,7 @@ impl Stores {
             )),
         };
         let records: Arc<dyn RecordStore> = match cfg.records.backend {
-            KvBackend::Embedded => {
-                Arc::new(EmbeddedRecordStore::new(cfg.records.embedded.clone()))
-            }
+            KvBackend::Embedded => Arc::new(EmbeddedRecordStore::new(cfg.records.embedded.clone())),
             KvBackend::Redis => Arc::new(RedisRecordStore::new(
                 conn("records")?,
                 cfg.records.redis.clone(),

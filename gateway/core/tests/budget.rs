@@ -18,9 +18,8 @@ use gatez_core::store::budget::period::Window;
 use gatez_core::store::budget::redis::RedisBudgetStore;
 use gatez_core::store::budget::resilient::ResilientBudgetStore;
 use gatez_core::store::budget::{BudgetLimit, BudgetStore, Period, Reservation};
-use gatez_core::store::ratelimit::resilient::ResilienceConfig;
 use gatez_core::store::redis_conn::{self, RedisTimeouts};
-use gatez_core::store::{FailurePolicy, StoreError};
+use gatez_core::store::{FailurePolicy, ResilienceConfig, StoreError};
 use redis::aio::ConnectionManager;
 use suite::{Store, budget, mid_month, tenant};
 

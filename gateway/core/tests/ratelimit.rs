@@ -15,10 +15,10 @@ use gatez_core::TenantId;
 use gatez_core::keys::{self, KeyKind};
 use gatez_core::store::ratelimit::embedded::EmbeddedRateLimiter;
 use gatez_core::store::ratelimit::redis::RedisRateLimiter;
-use gatez_core::store::ratelimit::resilient::{ResilienceConfig, ResilientRateLimiter};
+use gatez_core::store::ratelimit::resilient::ResilientRateLimiter;
 use gatez_core::store::ratelimit::{Decision, Limit, RateLimiter};
 use gatez_core::store::redis_conn::{self, RedisTimeouts};
-use gatez_core::store::{FailurePolicy, StoreError};
+use gatez_core::store::{FailurePolicy, ResilienceConfig, StoreError};
 use redis::aio::ConnectionManager;
 use suite::{Limiter, limit, tenant};
 

@@ -42,7 +42,10 @@ async fn span_is_exported_over_otlp_http_at_shutdown() {
     let received = Received::default();
     let endpoint = collector(received.clone()).await;
     let mut otlp = OtlpConfig::new(endpoint);
-    otlp.headers = BTreeMap::from([("x-collector-token".to_owned(), gatez_core::config::Secret::from_value("t0k3n"))]);
+    otlp.headers = BTreeMap::from([(
+        "x-collector-token".to_owned(),
+        gatez_core::config::Secret::from_value("t0k3n"),
+    )]);
     let cfg = TelemetryConfig {
         otlp: Some(otlp),
         ..TelemetryConfig::default()

@@ -190,7 +190,11 @@ impl Default for IdentityConfig {
 
 impl Validate for IdentityConfig {
     fn validate(&self, v: &mut Validator) {
-        v.check(!self.issuer.trim().is_empty(), "issuer", "must not be empty");
+        v.check(
+            !self.issuer.trim().is_empty(),
+            "issuer",
+            "must not be empty",
+        );
         v.check(
             self.ttl >= Duration::from_secs(1) && self.ttl <= Duration::from_secs(300),
             "ttl",
@@ -349,7 +353,10 @@ mod tests {
             &[],
         )
         .unwrap_err();
-        assert!(err.to_string().contains("GATEZ_TEST_SURELY_UNSET_VAR"), "{err}");
+        assert!(
+            err.to_string().contains("GATEZ_TEST_SURELY_UNSET_VAR"),
+            "{err}"
+        );
 
         let pair = crate::identity::keys::KeyPair::generate();
         let dir = tempfile::tempdir().unwrap();

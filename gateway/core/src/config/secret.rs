@@ -43,14 +43,17 @@ impl<'de> Deserialize<'de> for Secret {
         // serde's own message would quote the offending value, which may be the secret
         // itself (a literal written where a reference belongs): say what is expected instead.
         let reference = SecretRef::deserialize(d).map_err(|_| {
-            D::Error::custom("a secret must be `{ env: VAR }` or `{ file: PATH }`, never a literal value")
+            D::Error::custom(
+                "a secret must be `{ env: VAR }` or `{ file: PATH }`, never a literal value",
+            )
         })?;
         let value = match (reference.env, reference.file) {
             (Some(var), None) => std::env::var(&var)
                 .map_err(|_| D::Error::custom(format!("environment variable {var} is not set")))?,
             (None, Some(path)) => {
-                let mut text = std::fs::read_to_string(&path)
-                    .map_err(|e| D::Error::custom(format!("cannot read secret file {path}: {e}")))?;
+                let mut text = std::fs::read_to_string(&path).map_err(|e| {
+                    D::Error::custom(format!("cannot read secret file {path}: {e}"))
+                })?;
                 if text.ends_with('\n') {
                     text.pop();
                     if text.ends_with('\r') {

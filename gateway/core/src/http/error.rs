@@ -128,9 +128,7 @@ impl From<AssertionError> for ApiError {
                 "internal_error",
                 "could not issue identity",
             ),
-            AssertionError::Expired => {
-                ApiError::unauthorized("identity_expired", e.to_string())
-            }
+            AssertionError::Expired => ApiError::unauthorized("identity_expired", e.to_string()),
             other => ApiError::unauthorized("invalid_identity", other.to_string()),
         }
     }

@@ -192,7 +192,8 @@ fn check_header(token: &str) -> Result<String, AssertionError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(encoded)
         .map_err(|_| AssertionError::Malformed)?;
-    let header: RawHeader = serde_json::from_slice(&bytes).map_err(|_| AssertionError::Malformed)?;
+    let header: RawHeader =
+        serde_json::from_slice(&bytes).map_err(|_| AssertionError::Malformed)?;
     if header.alg != "EdDSA" {
         return Err(AssertionError::AlgorithmNotAllowed(header.alg));
     }
@@ -214,7 +215,9 @@ fn map_jwt_error(kind: &ErrorKind) -> AssertionError {
 }
 
 fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -310,7 +313,10 @@ mod tests {
         let good = signer.sign(&identity(), AUDIENCE_AI).unwrap();
         let payload = good.split('.').nth(1).unwrap();
         let header = b64(&serde_json::json!({"alg": "none", "typ": "JWT", "kid": pair.kid}));
-        for token in [format!("{header}.{payload}."), format!("{header}.{payload}")] {
+        for token in [
+            format!("{header}.{payload}."),
+            format!("{header}.{payload}"),
+        ] {
             assert_eq!(
                 verifier.verify(&token),
                 Err(AssertionError::AlgorithmNotAllowed("none".into()))
@@ -366,13 +372,23 @@ mod tests {
         let signer = AssertionSigner::new(&pair, ISS, Duration::from_secs(86_400));
         let verifier = AssertionVerifier::new(&[pair.public()], ISS, AUDIENCE_AI, TTL);
         let token = signer.sign(&identity(), AUDIENCE_AI).unwrap();
-        assert_eq!(verifier.verify(&token), Err(AssertionError::TooLongLived(TTL)));
+        assert_eq!(
+            verifier.verify(&token),
+            Err(AssertionError::TooLongLived(TTL))
+        );
     }
 
     #[test]
     fn garbage_is_malformed_not_a_panic() {
         let (_, verifier, _) = setup();
-        for token in ["", ".", "..", "a.b.c", "!!!.???.***", "eyJhbGciOiJFZERTQSJ9"] {
+        for token in [
+            "",
+            ".",
+            "..",
+            "a.b.c",
+            "!!!.???.***",
+            "eyJhbGciOiJFZERTQSJ9",
+        ] {
             assert!(verifier.verify(token).is_err(), "{token:?}");
         }
         assert_eq!(

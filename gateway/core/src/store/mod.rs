@@ -1,7 +1,8 @@
 //! Stores: one trait per kind of state, each with an embedded backend (one process, no
 //! dependencies) and a real one (Redis, ClickHouse, etcd). Backends are chosen by config
-//! ([`crate::config::StoresConfig`]), never by feature flags, so tests exercise both.
+//! ([`crate::stores::StoresConfig`]), never by feature flags, so tests exercise both.
 
+pub mod breaker;
 pub mod budget;
 pub mod cache;
 pub mod dynconfig;
@@ -13,4 +14,4 @@ pub mod records;
 pub mod redis_conn;
 
 pub use error::StoreError;
-pub use policy::FailurePolicy;
+pub use policy::{FailurePolicy, ResilienceConfig};

@@ -283,9 +283,10 @@ mod tests {
         assert!(err.starts_with("otlp.endpoint"), "{err}");
         let err = parse("otlp: {endpoint: \"http://c:4318\", sample_ratio: 1.5}").unwrap_err();
         assert!(err.starts_with("otlp.sample_ratio"), "{err}");
-        let err =
-            parse("otlp: {endpoint: \"http://c:4318\", headers: {\"bad name\": {file: /dev/null}}}")
-                .unwrap_err();
+        let err = parse(
+            "otlp: {endpoint: \"http://c:4318\", headers: {\"bad name\": {file: /dev/null}}}",
+        )
+        .unwrap_err();
         assert!(err.starts_with("otlp.headers.bad name"), "{err}");
         assert!(parse("log_format: xml").is_err());
         assert!(parse("unknown: 1").is_err());
@@ -303,8 +304,10 @@ mod tests {
         .unwrap();
         assert!(!format!("{cfg:?}").contains("s3cr3t"));
         assert!(
-            parse("otlp: {endpoint: \"http://c:4318\", headers: {authorization: \"Bearer s3cr3t\"}}")
-                .is_err(),
+            parse(
+                "otlp: {endpoint: \"http://c:4318\", headers: {authorization: \"Bearer s3cr3t\"}}"
+            )
+            .is_err(),
             "a literal header value is refused"
         );
     }

@@ -8,22 +8,24 @@
 //! After a backend failure it stops calling the backend for a cooldown, so that while Redis is
 //! down requests do not each pay the connection timeout; once the cooldown is over a single
 //! call probes the backend (the others keep falling back) and its success closes the circuit.
+//! That is the store-wide [`breaker`], with a fixed `fail_open` policy.
 //!
 //! A deleted entry may therefore survive an outage (the delete was skipped) until its TTL ends;
 //! callers that need invalidation to be certain should use `purge` or short TTLs.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use prometheus::{IntCounterVec, register_int_counter_vec};
 use serde::Deserialize;
 
-use crate::store::StoreError;
+use crate::store::breaker::{self, Attempt, Breaker};
 use crate::store::cache::ExactCache;
+use crate::store::{FailurePolicy, StoreError};
 use crate::tenant::TenantId;
 
 static FALLBACKS: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -36,7 +38,8 @@ static FALLBACKS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("gatez_cache_fallback_total is registered once")
 });
 
-/// Configuration of [`ResilientCache`].
+/// Configuration of [`ResilientCache`]. Unlike [`ResilienceConfig`](crate::store::ResilienceConfig)
+/// it has no failure policy: a failing cache is always a miss.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ResilientCacheConfig {
@@ -52,40 +55,37 @@ pub struct ResilientCacheConfig {
 impl Default for ResilientCacheConfig {
     fn default() -> Self {
         Self {
-            cooldown: Duration::from_secs(1),
-            warn_interval: Duration::from_secs(30),
+            cooldown: breaker::DEFAULT_COOLDOWN,
+            warn_interval: breaker::DEFAULT_WARN_INTERVAL,
         }
     }
 }
 
 impl ResilientCacheConfig {
-    /// Checks what serde cannot: a cooldown short enough that a recovered backend is used
-    /// again soon.
+    /// Checks what serde cannot: a positive cooldown, short enough that a recovered backend
+    /// is used again soon (see [`breaker::validate_cooldown`]).
     pub fn validate(&self) -> Result<(), String> {
-        if self.cooldown > Duration::from_secs(300) {
-            return Err("cooldown must be at most 5m".into());
-        }
-        Ok(())
+        breaker::validate_cooldown(self.cooldown)
     }
 }
 
 /// Wraps an [`ExactCache`] so backend failures become misses and skipped writes.
 ///
 /// Only backend failures are absorbed: [`StoreError::Invalid`] (an oversized value, a zero
-/// TTL) is the caller's bug and is returned as is. `purge` is an operator's request, not part
-/// of serving traffic, so its errors are returned too and it ignores the cooldown.
+/// TTL) is the caller's bug and is returned as is. [`StoreError::Corrupt`] is a miss but does
+/// not start a cooldown: the backend answered. `purge` is an operator's request, not part of
+/// serving traffic, so its errors are returned too and it ignores the cooldown.
 pub struct ResilientCache {
     inner: Arc<dyn ExactCache>,
-    config: ResilientCacheConfig,
-    /// Reference point of the millisecond clocks below.
-    epoch: Instant,
-    /// 0 while the backend is healthy; otherwise the time (ms since `epoch`) until which the
-    /// backend is left alone.
-    open_until_ms: AtomicU64,
-    /// Earliest time (ms since `epoch`) the next warning may be logged.
-    next_warn_ms: AtomicU64,
-    /// Failures not logged since the last warning.
-    unlogged: AtomicU64,
+    breaker: Breaker,
+}
+
+impl std::fmt::Debug for ResilientCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResilientCache")
+            .field("breaker", &self.breaker)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -108,129 +108,59 @@ impl Op {
 impl ResilientCache {
     /// Wraps `inner`. The config should have passed [`ResilientCacheConfig::validate`].
     pub fn new(inner: Arc<dyn ExactCache>, config: ResilientCacheConfig) -> Self {
-        Self {
-            inner,
-            config,
-            epoch: Instant::now(),
-            open_until_ms: AtomicU64::new(0),
-            next_warn_ms: AtomicU64::new(0),
-            unlogged: AtomicU64::new(0),
-        }
+        let breaker = Breaker::new(
+            "cache",
+            inner.backend(),
+            // What a failing cache does, whatever the config: serve without it.
+            FailurePolicy::FailOpen,
+            config.cooldown,
+            config.warn_interval,
+        );
+        Self { inner, breaker }
     }
 
     /// Whether the backend is currently being left alone after a failure.
     pub fn is_cooling_down(&self) -> bool {
-        let until = self.open_until_ms.load(Ordering::Acquire);
-        until != 0 && self.now_ms() < until
+        self.breaker.is_cooling_down()
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn cooldown_end(&self, now_ms: u64) -> u64 {
-        let cooldown = u64::try_from(self.config.cooldown.as_millis()).unwrap_or(u64::MAX);
-        // Never 0, which means "healthy".
-        now_ms.saturating_add(cooldown).max(1)
-    }
-
-    /// Whether this call may use the backend. After a failure: no until the cooldown is over,
-    /// then yes for exactly one caller (the probe), which pushes the cooldown on for the rest.
-    fn admit(&self) -> bool {
-        let until = self.open_until_ms.load(Ordering::Acquire);
-        if until == 0 {
-            return true;
-        }
-        let now = self.now_ms();
-        if now < until {
-            return false;
-        }
-        self.open_until_ms
-            .compare_exchange(
-                until,
-                self.cooldown_end(now),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
-    }
-
-    fn succeeded(&self) {
-        // Load first: the healthy path must not write a shared cache line on every call.
-        if self.open_until_ms.load(Ordering::Relaxed) != 0 {
-            self.open_until_ms.store(0, Ordering::Release);
-        }
-    }
-
-    fn skipped(&self, op: Op) {
-        FALLBACKS
-            .with_label_values(&[op.as_str(), "cooldown"])
-            .inc();
-    }
-
-    /// Turns a backend error into a fallback (`Ok`), or hands back a caller error.
-    fn absorb(&self, op: Op, err: StoreError) -> Result<(), StoreError> {
-        let reason = match &err {
-            StoreError::Invalid(_) => return Err(err),
-            // The backend answered, with something unreadable: a miss, but no reason to stop
-            // asking it.
-            StoreError::Corrupt { .. } => "corrupt",
-            StoreError::Unavailable { .. } => "unavailable",
-            StoreError::Timeout { .. } => "timeout",
+    /// Runs `call` through the breaker; when the backend fails, is skipped or answers with
+    /// unreadable data, counts the fallback and answers `fallback` instead. Caller errors are
+    /// returned.
+    async fn guarded<T, F>(
+        &self,
+        op: Op,
+        call: impl FnOnce() -> F,
+        fallback: T,
+    ) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, StoreError>>,
+    {
+        let (reason, error) = match self.breaker.attempt(call).await {
+            Attempt::Answered(Err(error @ StoreError::Corrupt { .. })) => ("corrupt", Some(error)),
+            Attempt::Answered(answer) => return answer,
+            Attempt::Skipped => ("cooldown", None),
+            Attempt::Failed(error) => {
+                let reason = match error {
+                    StoreError::Timeout { .. } => "timeout",
+                    _ => "unavailable",
+                };
+                (reason, Some(error))
+            }
         };
-        if err.is_backend_failure() {
-            self.open_until_ms
-                .store(self.cooldown_end(self.now_ms()), Ordering::Release);
-        }
-        FALLBACKS.with_label_values(&[op.as_str(), reason]).inc();
-        self.warn(op, &err);
-        Ok(())
-    }
-
-    fn warn(&self, op: Op, err: &StoreError) {
-        let now = self.now_ms();
-        let next = self.next_warn_ms.load(Ordering::Acquire);
-        let interval = u64::try_from(self.config.warn_interval.as_millis()).unwrap_or(u64::MAX);
-        if now >= next
-            && self
-                .next_warn_ms
-                .compare_exchange(
-                    next,
-                    now.saturating_add(interval),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok()
-        {
-            let unlogged = self.unlogged.swap(0, Ordering::AcqRel);
-            tracing::warn!(
-                backend = self.inner.backend(),
-                op = op.as_str(),
-                error = %err,
-                unlogged_failures = unlogged,
-                cooldown = ?self.config.cooldown,
-                "exact cache backend failed; serving without it"
-            );
-        } else {
-            self.unlogged.fetch_add(1, Ordering::Relaxed);
-        }
+        self.breaker.note_fallback(
+            &FALLBACKS.with_label_values(&[op.as_str(), reason]),
+            error.as_ref(),
+        );
+        Ok(fallback)
     }
 }
 
 #[async_trait]
 impl ExactCache for ResilientCache {
     async fn get(&self, tenant: &TenantId, key: &str) -> Result<Option<Bytes>, StoreError> {
-        if !self.admit() {
-            self.skipped(Op::Get);
-            return Ok(None);
-        }
-        match self.inner.get(tenant, key).await {
-            Ok(value) => {
-                self.succeeded();
-                Ok(value)
-            }
-            Err(err) => self.absorb(Op::Get, err).map(|()| None),
-        }
+        self.guarded(Op::Get, || self.inner.get(tenant, key), None)
+            .await
     }
 
     async fn put(
@@ -240,36 +170,18 @@ impl ExactCache for ResilientCache {
         value: Bytes,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        if !self.admit() {
-            self.skipped(Op::Put);
-            return Ok(());
-        }
-        match self.inner.put(tenant, key, value, ttl).await {
-            Ok(()) => {
-                self.succeeded();
-                Ok(())
-            }
-            Err(err) => self.absorb(Op::Put, err),
-        }
+        self.guarded(Op::Put, || self.inner.put(tenant, key, value, ttl), ())
+            .await
     }
 
     async fn delete(&self, tenant: &TenantId, key: &str) -> Result<bool, StoreError> {
-        if !self.admit() {
-            self.skipped(Op::Delete);
-            return Ok(false);
-        }
-        match self.inner.delete(tenant, key).await {
-            Ok(existed) => {
-                self.succeeded();
-                Ok(existed)
-            }
-            Err(err) => self.absorb(Op::Delete, err).map(|()| false),
-        }
+        self.guarded(Op::Delete, || self.inner.delete(tenant, key), false)
+            .await
     }
 
     async fn purge(&self, tenant: &TenantId) -> Result<u64, StoreError> {
         let purged = self.inner.purge(tenant).await?;
-        self.succeeded();
+        self.breaker.on_success();
         Ok(purged)
     }
 
@@ -291,6 +203,11 @@ mod tests {
         assert_eq!(config.validate(), Ok(()));
         let too_long: ResilientCacheConfig = serde_json::from_str(r#"{"cooldown": "1h"}"#).unwrap();
         assert!(too_long.validate().is_err());
+        let zero: ResilientCacheConfig = serde_json::from_str(r#"{"cooldown": "0s"}"#).unwrap();
+        assert!(
+            zero.validate().is_err(),
+            "zero would send every call to a failing backend"
+        );
         assert!(serde_json::from_str::<ResilientCacheConfig>(r#"{"cool": "1s"}"#).is_err());
     }
 }

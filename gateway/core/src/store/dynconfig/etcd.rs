@@ -484,10 +484,7 @@ async fn with_timeout<T>(
 ) -> Result<T, StoreError> {
     match tokio::time::timeout(timeout, call).await {
         Ok(result) => result.map_err(store_error),
-        Err(_) => Err(StoreError::Timeout {
-            backend: BACKEND,
-            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-        }),
+        Err(_) => Err(StoreError::timeout(BACKEND, timeout)),
     }
 }
 

@@ -240,10 +240,7 @@ impl ClickHouseWriter {
     ) -> Result<(), StoreError> {
         match tokio::time::timeout(self.timeout, request).await {
             Ok(result) => result.map_err(map_error),
-            Err(_) => Err(StoreError::Timeout {
-                backend: BACKEND,
-                timeout_ms: self.timeout.as_millis() as u64,
-            }),
+            Err(_) => Err(StoreError::timeout(BACKEND, self.timeout)),
         }
     }
 }
@@ -284,7 +281,7 @@ fn map_error(e: clickhouse::error::Error) -> StoreError {
     match e {
         Error::TimedOut => StoreError::Timeout {
             backend: BACKEND,
-            timeout_ms: 0,
+            timeout_ms: None,
         },
         Error::BadResponse(message) => {
             StoreError::Invalid(format!("ClickHouse refused the request: {message}"))

@@ -75,8 +75,7 @@ pub trait RecordStore: Send + Sync + 'static {
         ttl: Duration,
     ) -> Result<bool, StoreError>;
 
-    async fn delete(&self, tenant: &TenantId, kind: KeyKind, id: &str)
-    -> Result<bool, StoreError>;
+    async fn delete(&self, tenant: &TenantId, kind: KeyKind, id: &str) -> Result<bool, StoreError>;
 
     /// Up to `limit` live records of one kind of this tenant, as `(id, record)`, in no
     /// particular order.
