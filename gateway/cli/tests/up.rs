@@ -140,6 +140,26 @@ async fn up_serves_all_layers_and_stops_on_sigterm() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["type"], "invalid_request_error");
 
+    // Every layer counts its requests by route template, never by raw path.
+    let metrics = client
+        .get(format!("http://127.0.0.1:{}/metrics", stack.ports[0]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("gatez_http_requests_total")
+                && l.contains("layer=\"edge\"")
+                && l.contains("status=\"404\"")
+        })
+        .unwrap_or_else(|| panic!("edge's 404 not counted:\n{metrics}"));
+    assert!(line.contains("route=\"unmatched\""), "{line}");
+    assert!(!line.contains("/nope"), "raw path used as a label: {line}");
+
     let started = Instant::now();
     sigterm(&stack.child);
     let status = wait_exit(&mut stack.child, Duration::from_secs(5));

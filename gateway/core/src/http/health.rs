@@ -100,16 +100,12 @@ async fn readyz(State(readiness): State<Readiness>) -> Response {
 }
 
 async fn metrics() -> Response {
-    use prometheus::Encoder;
-    let encoder = prometheus::TextEncoder::new();
-    let mut buf = Vec::with_capacity(16 * 1024);
-    if let Err(e) = encoder.encode(&prometheus::gather(), &mut buf) {
-        tracing::error!(error = %e, "cannot encode metrics");
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    }
     (
-        [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
-        buf,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::telemetry::metrics::gather_text(),
     )
         .into_response()
 }

@@ -8,8 +8,15 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
 use super::health::{Readiness, ops_router};
-use super::request_id::request_id_layer;
+use super::request_id::{RequestId, request_id_layer};
+use crate::telemetry::metrics::HttpMetricsLayer;
+use crate::telemetry::propagation::set_parent_from_headers;
 
 /// One layer's HTTP server.
 pub struct Server {
@@ -56,8 +63,12 @@ impl Server {
             drain_timeout,
         } = self;
         let addr = listener.local_addr()?;
+        // Outermost first: request id, then the request span (which logs carry), then metrics
+        // (after routing, so the route template is the label, never the raw path).
         let app = app
             .merge(ops_router(name, readiness.clone()))
+            .layer(HttpMetricsLayer::new(name))
+            .layer(axum::middleware::from_fn(trace_request))
             .layer(axum::middleware::from_fn(request_id_layer));
         tracing::info!(layer = name, %addr, "listening");
         let signal = shutdown.clone();
@@ -86,6 +97,23 @@ impl Server {
             }
         }
     }
+}
+
+/// One span per request, continuing the caller's trace when it sent a valid `traceparent`.
+async fn trace_request(req: Request, next: Next) -> Response {
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.as_str())
+        .unwrap_or_default();
+    let span = tracing::info_span!(
+        "http.request",
+        http.request.method = %req.method(),
+        url.path = %req.uri().path(),
+        request_id,
+    );
+    set_parent_from_headers(&span, req.headers());
+    next.run(req).instrument(span).await
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
