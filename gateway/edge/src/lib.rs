@@ -3,6 +3,10 @@
 //! This crate owns the layer's request path; the shared pieces (identity, stores, telemetry,
 //! health and serving) come from gatez-core.
 
+pub mod auth;
+pub mod proxy;
+pub mod route;
+
 use std::sync::Arc;
 
 use axum::Router;

@@ -1,0 +1,1 @@
+//! Authentication at the edge (being written).
