@@ -4,6 +4,7 @@
 //! health and serving) come from gatez-core.
 
 pub mod auth;
+pub mod limits;
 pub mod proxy;
 pub mod route;
 
