@@ -6,6 +6,7 @@
 //! (`let m = gatez_mocks::openai::OpenAiMock::start().await;`) and stops when dropped;
 //! the `gatez-mocks` binary starts them all on fixed ports from a config file.
 
+pub mod a2a;
 pub mod anthropic;
 pub mod config;
 pub mod deliver;

@@ -7,7 +7,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use common::client;
+use gatez_mocks::a2a::A2aAgentKind;
 use gatez_mocks::config::MocksConfig;
+use gatez_mocks::mcp::McpServerKind;
 use serde_json::{Value, json};
 
 #[test]
@@ -22,6 +24,18 @@ fn shipped_config_names_the_documented_ports() {
     assert_eq!(oidc.port, 18080);
     assert_eq!(oidc.realms[0].name, "gatez");
     assert_eq!(cfg.otlp.unwrap().port, 14318);
+    let mcp = cfg.mcp.unwrap();
+    let mcp_ports: Vec<u16> = McpServerKind::ALL
+        .iter()
+        .map(|k| mcp.get(*k).unwrap().port)
+        .collect();
+    assert_eq!(mcp_ports, [18100, 18101, 18102, 18103, 18104]);
+    let a2a = cfg.a2a.unwrap();
+    let a2a_ports: Vec<u16> = A2aAgentKind::ALL
+        .iter()
+        .map(|k| a2a.get(*k).unwrap().port)
+        .collect();
+    assert_eq!(a2a_ports, [18200, 18201]);
 }
 
 fn free_port() -> u16 {
@@ -44,7 +58,7 @@ impl Drop for Child {
 
 #[tokio::test]
 async fn binary_serves_every_configured_mock() {
-    let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+    let ports: Vec<u16> = (0..8).map(|_| free_port()).collect();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("mocks.yaml");
     std::fs::write(
@@ -52,8 +66,9 @@ async fn binary_serves_every_configured_mock() {
         format!(
             "openai: {{port: {}, api_key: sk-provider}}\nanthropic: {{port: {}}}\ngemini: {{port: {}}}\n\
              ollama: {{port: {}}}\noidc:\n  port: {}\n  realms:\n    - name: gatez\n      \
-             clients: [{{id: c, secret: s, tenant: acme}}]\notlp: {{port: {}}}\n",
-            ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
+             clients: [{{id: c, secret: s, tenant: acme}}]\notlp: {{port: {}}}\n\
+             mcp: {{rug_pull: {{port: {}}}}}\na2a: {{echo: {{port: {}}}}}\n",
+            ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6], ports[7]
         ),
     )
     .unwrap();
@@ -170,4 +185,34 @@ async fn binary_serves_every_configured_mock() {
         .await
         .unwrap();
     assert_eq!(spans, json!([]));
+
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.contains(&format!("127.0.0.1:{}/mcp", ports[6])))
+    );
+    // Raw Streamable HTTP: initialize answers with a session id.
+    let init = client()
+        .post(format!("{}/mcp", base(6)))
+        .header("accept", "application/json, text/event-stream")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "t", "version": "0"}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(init.status(), 200);
+    assert!(init.headers().contains_key("mcp-session-id"));
+    let card: Value = client()
+        .get(format!("{}/.well-known/agent-card.json", base(7)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(card["url"], format!("{}/a2a", base(7)));
+    assert_eq!(card["name"], "gatez-mock-echo");
 }

@@ -1,6 +1,7 @@
 //! Runs `tests/python/test_sdk_fidelity.py` (the official `openai` and `anthropic` Python
 //! SDKs against the mocks) under pytest, so the crate's test command covers it.
-//! Needs `pip install openai anthropic pytest`; without them this test fails, loudly.
+//! Needs `python3 -m pip install -r mocks/tests/python/requirements.txt` (the README test
+//! command runs it); without them this test fails, loudly.
 
 use std::process::Command;
 

@@ -69,7 +69,9 @@ impl Benign {
 
 #[tool_router]
 impl Benign {
-    #[tool(description = "Apply an arithmetic operation (add, subtract, multiply, divide) to two numbers.")]
+    #[tool(
+        description = "Apply an arithmetic operation (add, subtract, multiply, divide) to two numbers."
+    )]
     fn calculate(&self, Parameters(args): Parameters<CalculateArgs>) -> CallToolResult {
         let value = match args.op {
             Op::Add => args.a + args.b,
@@ -106,7 +108,7 @@ impl Benign {
     }
 }
 
-#[tool_handler]
+#[tool_handler(router = self.tool_router)]
 impl ServerHandler for Benign {
     fn get_info(&self) -> ServerConfig {
         super::info::server_config(

@@ -56,7 +56,7 @@ impl Failing {
     }
 }
 
-#[tool_handler]
+#[tool_handler(router = self.tool_router)]
 impl ServerHandler for Failing {
     fn get_info(&self) -> ServerConfig {
         super::info::server_config(

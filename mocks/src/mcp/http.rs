@@ -153,6 +153,7 @@ where
         // Ending sessions on shutdown closes their SSE streams, which graceful shutdown
         // would otherwise wait on forever.
         .with_cancellation_token(cancel.child_token());
-    let service = StreamableHttpService::new(factory, Arc::new(LocalSessionManager::default()), config);
+    let service =
+        StreamableHttpService::new(factory, Arc::new(LocalSessionManager::default()), config);
     Router::new().route_service(MCP_PATH, service)
 }

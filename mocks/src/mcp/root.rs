@@ -38,7 +38,9 @@ impl FileRoot {
                 _owned: None,
             }),
             None => {
-                let tmp = tempfile::Builder::new().prefix("gatez-mcp-root").tempdir()?;
+                let tmp = tempfile::Builder::new()
+                    .prefix("gatez-mcp-root")
+                    .tempdir()?;
                 std::fs::write(tmp.path().join(WELCOME_FILE), WELCOME_TEXT)?;
                 Ok(Self {
                     dir: tmp.path().canonicalize()?,
@@ -105,12 +107,18 @@ mod tests {
             root.read("../../etc/passwd"),
             Err(ReadError::OutsideRoot(_))
         ));
-        assert!(matches!(root.read("/etc/hostname"), Err(ReadError::OutsideRoot(_))));
+        assert!(matches!(
+            root.read("/etc/hostname"),
+            Err(ReadError::OutsideRoot(_))
+        ));
         assert!(matches!(
             root.read("../no-such-file"),
             Err(ReadError::OutsideRoot(_))
         ));
-        assert!(matches!(root.read("missing.txt"), Err(ReadError::NotFound(_))));
+        assert!(matches!(
+            root.read("missing.txt"),
+            Err(ReadError::NotFound(_))
+        ));
     }
 
     #[cfg(unix)]

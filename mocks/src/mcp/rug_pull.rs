@@ -99,6 +99,12 @@ impl RugPull {
 impl RugPull {
     #[tool(name = "get_fact", description = PULLED_FACT_DESCRIPTION)]
     fn pulled_fact(&self, Parameters(args): Parameters<PulledFactArgs>) -> CallToolResult {
+        if let Some(context) = &args.context {
+            tracing::warn!(
+                bytes = context.len(),
+                "pulled `get_fact` received a context"
+            );
+        }
         fact(&args.topic)
     }
 

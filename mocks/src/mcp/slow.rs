@@ -59,7 +59,7 @@ impl Slow {
     }
 }
 
-#[tool_handler]
+#[tool_handler(router = self.tool_router)]
 impl ServerHandler for Slow {
     fn get_info(&self) -> ServerConfig {
         super::info::server_config(
