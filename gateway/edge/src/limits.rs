@@ -53,7 +53,7 @@ impl QuotaConfig {
         // GCRA works in whole microseconds per request.
         v.check(
             self.per.as_micros() >= u128::from(self.limit),
-            &format!("{field}"),
+            field,
             "is finer than one request per microsecond",
         );
     }
